@@ -18,7 +18,12 @@ Three parts, in one process, threads pinned to 1:
 3. overhead over the reference for one tensor of 1e5 and 1e6 weights at sparsities
    50, 90 and 99 %, Gaussian and Laplacian weights (seeded), for uniform levels (4 and 8
    bits) and a 16-entry k-means codebook, with the value model the coder chose and
-   NNCodec's overhead on the same uniform levels.
+   NNCodec's overhead on the same uniform levels;
+4. the floor under the hardest cell of that table (1e5 weights, 99 % sparse, 8-bit
+   levels) over ``--floor-seeds`` seeds: our overhead split into positions, values
+   (model description and fit) and framing (ANS termination, rounding), beside the
+   overhead of an *oracle* that knows the source law, the step and the threshold and
+   pays no parameters, framing or termination: ``-log2 P(levels) - k H(levels)``.
 
 NNCodec (``pip install nncodec``, a source build) pins numpy<2, torchvision, opencv and
 pandas; its coder does not use them but its import chain (``nncodec.nnc`` ->
@@ -223,6 +228,94 @@ def overhead_table(have_nnc: bool) -> None:
             print(line)
 
 
+def _oracle_bits(kept: np.ndarray, levels: np.ndarray, step: float, dist: str) -> float:
+    """``-log2 P(levels)`` under the true law of the kept levels (sign bits included).
+
+    The magnitudes of the kept weights follow the source law cut at the pruning threshold
+    ``t = min |kept|``; level ``l`` covers ``[max(t, (l - 1/2) step), (l + 1/2) step)``.
+    """
+    from scipy.stats import norm
+
+    mags = np.abs(levels)
+    t = float(np.abs(kept).min())
+    grid = np.arange(1, int(mags.max()) + 64, dtype=np.float64)
+    lo = np.maximum((grid - 0.5) * step, t)
+    hi = (grid + 0.5) * step
+    sf = norm.sf if dist == "gauss" else (lambda x: np.exp(-x))
+    prob = np.where(hi > lo, sf(lo) - sf(hi), 0.0)
+    prob /= prob.sum()
+    return float(-np.log2(prob[mags - 1]).sum()) + mags.size
+
+
+def _termination_bits(trials: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    """Bits an ANS stream spends over the information it carries: plain, and seeded.
+
+    Each trial codes 500 symbols of a random 20-letter law, and 1000 fair bits. Plain: the
+    bits with ``Bernoulli(0.5)`` in the same empty coder; seeded: the bits (and a
+    sentinel 1) as the coder's initial words, the symbols pushed on top.
+    """
+    import constriction
+
+    from rdprune.coding.models import coder_to_bytes
+
+    rng = np.random.default_rng(0)
+    stack, model = constriction.stream.stack, constriction.stream.model
+    plain, seeded = np.empty(trials), np.empty(trials)
+    for i in range(trials):
+        p = rng.dirichlet(np.ones(20))
+        x = rng.choice(20, size=500, p=p).astype(np.int32)
+        bits = rng.integers(0, 2, 1000).astype(np.uint8)
+        info = float(-np.log2(p[x]).sum()) + bits.size
+        cat = model.Categorical(p, perfect=False)
+        coder = stack.AnsCoder()
+        coder.encode_reverse(bits.astype(np.int32), model.Bernoulli(0.5, perfect=False))
+        coder.encode_reverse(x, cat)
+        plain[i] = 8 * len(coder_to_bytes(coder)) - info
+        seed = np.concatenate([bits, [1], np.zeros(-(bits.size + 1) % 32, np.uint8)])
+        words = np.frombuffer(np.packbits(seed, bitorder="little").tobytes(), "<u4")
+        coder = stack.AnsCoder(words.astype(np.uint32), seal=False)
+        coder.encode_reverse(x, cat)
+        seeded[i] = 8 * len(coder_to_bytes(coder)) - info
+    return plain, seeded
+
+
+def floor_table(seeds: int) -> None:
+    """Our overhead on the hardest cell, split up, beside an oracle's (module docstring)."""
+    from scipy.special import gammaln
+
+    from rdprune.coding import positions, values
+
+    print("\n== the floor: 1e5 weights, 99 % sparse, 8-bit levels; bits over the reference ==")
+    print(f"{'weights':>7s} {'seed':>4s} {'ref':>6s} {'1 %':>5s} {'ours':>5s} {'=pos':>5s} "
+          f"{'+val':>5s} {'+frame':>6s} {'oracle':>6s} {'ours %':>7s} {'oracle %':>8s}")
+    for dist in ("gauss", "laplace"):
+        for seed in range(1, seeds + 1):
+            w = _pruned_matrix(100_000, 0.99, seed=seed, dist=dist)
+            quant = UniformQuantizer(step=_nnc_step(_nnc_qp(float(w.abs().max()), 8)))
+            kept = w[w != 0]
+            levels = quant.quantize(kept).levels.numpy().astype(np.int64)
+            wq = quant.dequantize(quant.quantize(w))
+            row = inspect(compress({"w": wq}, quantizer=quant)).tensors[0]
+            n, k = w.numel(), levels.size
+            log2c = float(gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)) / math.log(2)
+            counts = np.unique(levels, return_counts=True)[1]
+            k_h = float((counts * np.log2(k / counts)).sum())
+            pos = positions.plan_positions((wq != 0).numpy().reshape(-1), tuple(w.shape))
+            val = values.plan_levels(levels)
+            ours = row.actual_bits - row.reference_bits
+            pos_x, val_x = pos.cost_bits - log2c, val.cost_bits - k_h
+            oracle = _oracle_bits(kept.double().numpy(), levels, quant.step, dist) - k_h
+            ref = row.reference_bits
+            print(f"{dist:>7s} {seed:4d} {ref:6.0f} {ref / 100:5.0f} {ours:5.0f} {pos_x:5.0f} "
+                  f"{val_x:5.0f} {ours - pos_x - val_x:6.0f} {oracle:6.0f} "
+                  f"{100 * ours / ref:6.2f}% {100 * oracle / ref:7.2f}%")
+    plain, seeded = _termination_bits()
+    for label, v in (("plain", plain), ("seeded with the sign bits", seeded)):
+        lo, hi = np.percentile(v, [5, 95])
+        print(f"ANS termination, {label}: {v.mean():.1f} bits (5-95 %: {lo:.1f}-{hi:.1f}), "
+              f"{v.size} streams")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", type=float, default=20e6)
@@ -233,6 +326,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--nncodec-path", default=os.environ.get("NNCODEC_PATH"))
     p.add_argument("--skip-table", action="store_true")
     p.add_argument("--skip-speed", action="store_true")
+    p.add_argument("--floor-seeds", type=int, default=5,
+                   help="seeds of the floor table (0: skip it)")
     args = p.parse_args(argv)
     status = _enable_nncodec(args.nncodec_path)
     have = baselines.nncodec_available()
@@ -241,6 +336,8 @@ def main(argv: list[str] | None = None) -> None:
         speed_and_sizes(args, have)
     if not args.skip_table:
         overhead_table(have)
+    if args.floor_seeds > 0:
+        floor_table(args.floor_seeds)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,9 @@ Three parts, in one process, threads pinned to 1:
    bits) and a 16-entry k-means codebook, with the value model the coder chose and
    NNCodec's overhead on the same uniform levels;
 4. the floor under the hardest cell of that table (1e5 weights, 99 % sparse, 8-bit
-   levels) over ``--floor-seeds`` seeds: our overhead split into positions, values
-   (model description and fit) and framing (ANS termination, rounding), beside the
+   levels) over ``--floor-seeds`` seeds, and at 10 and 12 bits (seed 1): our overhead
+   split into positions, values (model description and fit) and framing (ANS
+   termination, rounding), beside the
    overhead of an *oracle* that knows the source law, the step and the threshold and
    pays no parameters, framing or termination: ``-log2 P(levels) - k H(levels)``.
 
@@ -279,36 +280,39 @@ def _termination_bits(trials: int = 300) -> tuple[np.ndarray, np.ndarray]:
     return plain, seeded
 
 
-def floor_table(seeds: int) -> None:
-    """Our overhead on the hardest cell, split up, beside an oracle's (module docstring)."""
+def floor_table(seeds: int, bits_list: tuple[int, ...] = (8, 10, 12)) -> None:
+    """Our overhead on the hardest cells, split up, beside an oracle's (module docstring)."""
     from scipy.special import gammaln
 
     from rdprune.coding import positions, values
 
-    print("\n== the floor: 1e5 weights, 99 % sparse, 8-bit levels; bits over the reference ==")
-    print(f"{'weights':>7s} {'seed':>4s} {'ref':>6s} {'1 %':>5s} {'ours':>5s} {'=pos':>5s} "
-          f"{'+val':>5s} {'+frame':>6s} {'oracle':>6s} {'ours %':>7s} {'oracle %':>8s}")
+    print("\n== the floor: 1e5 weights, 99 % sparse; bits over the reference ==")
+    print(f"{'weights':>7s} {'bits':>4s} {'seed':>4s} {'levels':>6s} {'ref':>6s} {'1 %':>5s} "
+          f"{'ours':>5s} {'=pos':>5s} {'+val':>5s} {'+frame':>6s} {'oracle':>6s} "
+          f"{'ours %':>7s} {'oracle %':>8s}")
     for dist in ("gauss", "laplace"):
-        for seed in range(1, seeds + 1):
-            w = _pruned_matrix(100_000, 0.99, seed=seed, dist=dist)
-            quant = UniformQuantizer(step=_nnc_step(_nnc_qp(float(w.abs().max()), 8)))
-            kept = w[w != 0]
-            levels = quant.quantize(kept).levels.numpy().astype(np.int64)
-            wq = quant.dequantize(quant.quantize(w))
-            row = inspect(compress({"w": wq}, quantizer=quant)).tensors[0]
-            n, k = w.numel(), levels.size
-            log2c = float(gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)) / math.log(2)
-            counts = np.unique(levels, return_counts=True)[1]
-            k_h = float((counts * np.log2(k / counts)).sum())
-            pos = positions.plan_positions((wq != 0).numpy().reshape(-1), tuple(w.shape))
-            val = values.plan_levels(levels)
-            ours = row.actual_bits - row.reference_bits
-            pos_x, val_x = pos.cost_bits - log2c, val.cost_bits - k_h
-            oracle = _oracle_bits(kept.double().numpy(), levels, quant.step, dist) - k_h
-            ref = row.reference_bits
-            print(f"{dist:>7s} {seed:4d} {ref:6.0f} {ref / 100:5.0f} {ours:5.0f} {pos_x:5.0f} "
-                  f"{val_x:5.0f} {ours - pos_x - val_x:6.0f} {oracle:6.0f} "
-                  f"{100 * ours / ref:6.2f}% {100 * oracle / ref:7.2f}%")
+        for bits in bits_list:
+            for seed in range(1, (seeds if bits == 8 else 1) + 1):
+                w = _pruned_matrix(100_000, 0.99, seed=seed, dist=dist)
+                quant = UniformQuantizer(step=_nnc_step(_nnc_qp(float(w.abs().max()), bits)))
+                kept = w[w != 0]
+                levels = quant.quantize(kept).levels.numpy().astype(np.int64)
+                wq = quant.dequantize(quant.quantize(w))
+                row = inspect(compress({"w": wq}, quantizer=quant)).tensors[0]
+                n, k = w.numel(), levels.size
+                log2c = float(gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)) / math.log(2)
+                counts = np.unique(levels, return_counts=True)[1]
+                k_h = float((counts * np.log2(k / counts)).sum())
+                pos = positions.plan_positions((wq != 0).numpy().reshape(-1), tuple(w.shape))
+                val = values.plan_levels(levels)
+                ours = row.actual_bits - row.reference_bits
+                pos_x, val_x = pos.cost_bits - log2c, val.cost_bits - k_h
+                oracle = _oracle_bits(kept.double().numpy(), levels, quant.step, dist) - k_h
+                ref = row.reference_bits
+                print(f"{dist:>7s} {bits:4d} {seed:4d} {counts.size:6d} {ref:6.0f} "
+                      f"{ref / 100:5.0f} {ours:5.0f} {pos_x:5.0f} {val_x:5.0f} "
+                      f"{ours - pos_x - val_x:6.0f} "
+                      f"{oracle:6.0f} {100 * ours / ref:6.2f}% {100 * oracle / ref:7.2f}%")
     plain, seeded = _termination_bits()
     for label, v in (("plain", plain), ("seeded with the sign bits", seeded)):
         lo, hi = np.percentile(v, [5, 95])

@@ -46,6 +46,8 @@ _STEP_MAX0 = 4.0
 _MSTEP = 4.0
 # Weight left on tail letters by the tail-drop certificate (total contribution <= _ETA).
 _ETA = 1e-12
+#: the polish needs the dense kernel (twice, float64): N M at most this
+_POLISH_MAX_ENTRIES = 2**23
 # Tolerance of the Toeplitz test in units in the last place (2^19 ulp: relative
 # 0.6e-10 to 1.2e-10; floating-point grids give ~1e-13).
 _TOEPLITZ_ULPS = 2**19
@@ -450,6 +452,7 @@ def blahut_arimoto(
     toeplitz: bool | None = None,
     chunk_bytes: int = 2**27,
     stall: bool = True,
+    polish: bool = False,
 ) -> RDPoint | RDPoints:
     r"""Rate-distortion points at given slopes, with certified lower bounds.
 
@@ -478,7 +481,7 @@ def blahut_arimoto(
     max_iter : int
         Iteration cap (default 2000); a slope that hits it is returned with
         ``converged=False`` and its honest certified gap (sources whose optimal
-        reproduction has atoms, e.g. Laplace under MSE, converge slowly).
+        reproduction has atoms, e.g. Laplace under MSE, converge slowly: see ``polish``).
     base : float
         Logarithm base of the returned rates (2 = bits, ``math.e`` = nats).
     backend : {"numpy", "torch"}
@@ -498,6 +501,15 @@ def blahut_arimoto(
         512 iterations on, at every power of two, if the gap has not at least halved since
         the previous power of two (default True; ``False`` runs to ``tol`` or
         ``max_iter``).
+    polish : bool
+        Polish every slope that BA leaves unconverged with the constrained Newton method
+        for mixing distributions (Wang 2007; :mod:`rdtheory._polish`) and certify the
+        result again on the full problem (default False). It closes the gap of sources
+        whose optimal reproduction has atoms (Uniform, Laplace under MSE: from 1e-4 to
+        below 1e-7 bits) at a cost of about 0.05-10 s per slope on 2049 points (more
+        where the optimal support is wide). Needs the dense kernel: skipped when
+        ``N M > 2^23``. The certificate is computed in float64 on the CPU whatever the
+        backend.
 
     Returns
     -------
@@ -586,7 +598,7 @@ def blahut_arimoto(
     return _run(
         prep, slope, q0=q0, tol=tol, max_iter=max_iter, base=base, backend=backend,
         device=device, dtype=dtype, accelerate=accelerate, chunk_bytes=chunk_bytes,
-        stall=stall,
+        stall=stall, polish=polish,
     )
 
 
@@ -647,6 +659,7 @@ def _run(
     accelerate: bool | str = True,
     chunk_bytes: int = 2**27,
     stall: bool = True,
+    polish: bool = False,
 ) -> RDPoint | RDPoints:
     """:func:`blahut_arimoto` on a prepared problem (validates the other arguments)."""
     m = prep.d.shape[1]
@@ -663,6 +676,8 @@ def _run(
         accel = "none"
     else:
         raise RDError(f"accelerate must be True/'squarem' or False/'none', got {accelerate!r}")
+    if not isinstance(polish, (bool, np.bool_)):
+        raise RDError(f"polish must be True or False, got {polish!r}")
     ops = _make_ops(backend, device, dtype)
     q0_arr = _as_q0(q0, m, s_arr.size)
 
@@ -692,6 +707,8 @@ def _run(
             tol * log_base, int(max_iter), accel, int(chunk_bytes), bool(stall),
         )
         D, R, gap, it, conv, qf = res
+        if polish and not conv.all():
+            _polish_all(prep, s_arr[idx], D, R, gap, conv, qf, tol * log_base)
         out_D[idx] = D
         out_R[idx] = np.maximum(R, 0.0) / log_base
         out_L[idx] = np.clip((R - gap) / log_base, 0.0, out_R[idx])
@@ -704,6 +721,47 @@ def _run(
         iterations=out_it, converged=out_conv, q=out_q, base=float(base),
     )
     return pts[0] if scalar else pts
+
+
+def _polish_all(prep: _Prepared, s: np.ndarray, D: np.ndarray, R: np.ndarray,
+                gap: np.ndarray, conv: np.ndarray, qf: np.ndarray, tol_nat: float) -> None:
+    """Polish the unconverged slopes (:func:`rdtheory._polish.cnm_polish`), in place.
+
+    Each polished marginal is certified on the full problem with the engine's own dual
+    certificates (dense float64 products, rounding bounds included). Both lower lines,
+    BA's and the polished one's, stay valid for every D, so the better is kept; the upper
+    point is the polished one when its BA objective ``G = R + s D`` is lower.
+    """
+    from ._polish import cnm_polish
+
+    p, d = prep.p, prep.d
+    n, m = d.shape
+    if n * m > _POLISH_MAX_ENTRIES:
+        return
+    keep = np.flatnonzero(p > 0)
+    pk, dsh = p[keep], prep.rowmin[keep]
+    dk = d[keep]
+    dprime = np.where(np.isinf(dk), np.inf, dk - dsh[:, None])
+    ops = _NumpyOps(np.float64)
+    dbar = float(pk @ dsh)
+    masks = _cap_masks(ops, pk)
+    zfloor = max(ops.tiny, 4.0 * max(keep.size, m) / ops.fmax)
+    for i in np.flatnonzero(~conv):  # a loop over slopes: each step is a dense solve
+        ker = _DenseKernel(ops, dprime, np.array([s[i]]))
+        qn = cnm_polish(pk, ker.K[0], qf[i], 0.1 * tol_nat)
+        bt = _Batch(ops, ker, pk, None, prep.jstar[keep], zfloor, masks, tol_nat)
+        pt = bt.evaluate(bt.normalise(np.log(np.maximum(qn, ops.tiny))[None, :]))
+        g_new = float(bt.gaps(pt, "full", np.array([np.inf]))[0])
+        _, ed = ker.final(pt["q"], pk, 0.1 * tol_nat)
+        dc = float(pk @ ed[0])
+        big_new = float(pt["G"][0]) + s[i] * dbar  # G in absolute terms: R + s D
+        big_old = R[i] + s[i] * D[i]
+        lb = max(big_new - g_new, big_old - gap[i])
+        if big_new < big_old:
+            D[i], R[i], qf[i] = dc + dbar, -s[i] * dc + float(pt["G"][0]), pt["q"][0]
+            big_old = big_new
+        gap[i] = max(big_old - lb, 0.0)
+        conv[i] = gap[i] <= tol_nat
 
 
 def _as_q0(q0: Any, m: int, S: int) -> np.ndarray | None:

@@ -178,7 +178,9 @@ def rate_distortion(
         Default ``1e-6 * D`` for each target.
     **ba_kwargs
         Passed to :func:`~rdtheory.blahut_arimoto.blahut_arimoto` (``tol``, ``max_iter``,
-        ``base``, ``backend``, ...).
+        ``base``, ``backend``, ...). ``polish=True`` polishes the unconverged points of
+        every search round (not the slope maps) by Newton steps: certified gaps on sources
+        with atoms, at seconds per point.
 
     Returns
     -------
@@ -460,6 +462,7 @@ def _slope_map_at(prob: _Problem, s: np.ndarray, kw: dict) -> RDPoints:
     loose = dict(kw)
     loose["tol"] = max(float(kw.get("tol", 1e-7)), 1e-4)
     loose["max_iter"] = min(int(kw.get("max_iter", 200)), 200)
+    loose["polish"] = False  # a map only brackets: no Newton polish of its points
     return _run(prob.prep, s, **loose)
 
 
@@ -488,7 +491,9 @@ def rd_curve(
         Distortion range to cover; default from the problem's ``D_min`` (grid resolution
         or exact minimum) to ``D_max`` (where the rate reaches 0).
     **ba_kwargs
-        Passed to :func:`~rdtheory.blahut_arimoto.blahut_arimoto`.
+        Passed to :func:`~rdtheory.blahut_arimoto.blahut_arimoto`. ``polish=True``
+        certifies the points BA leaves unconverged (sources with atoms: Uniform, Laplace
+        under MSE) by Newton steps, at 0.1-10 s per such point on 2049 points.
 
     Returns
     -------

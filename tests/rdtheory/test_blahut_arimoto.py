@@ -299,6 +299,7 @@ def test_torch_float32_keeps_bounds_ordered() -> None:
         ({"base": 1.0}, "base"),
         ({"q0": [0.5, 0.6, 0.1]}, "q0"),
         ({"accelerate": "anderson"}, "accelerate"),
+        ({"polish": "yes"}, "polish"),
     ],
 )
 def test_bad_input_raises_naming_the_argument(kwargs: dict, name: str) -> None:

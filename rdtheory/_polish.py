@@ -37,6 +37,7 @@ __all__ = ["cnm_polish"]
 
 _BULK = 1e-10  # source letters with p >= _BULK max p enter the fit
 _RHO = 1e3  # weight of the sum-to-one row
+_START = 1e-10  # the start keeps the weights of q0 above _START max q0
 _DROP = 1e-13  # weights below _DROP max q are set to zero after each step
 _MIX = 1e-10  # share of the starting marginal mixed back in
 
@@ -90,7 +91,7 @@ def cnm_polish(
     pb = p[bulk] / p[bulk].sum()
     Kb = np.ascontiguousarray(K[bulk])
     sp = np.sqrt(pb)
-    q = np.where(q0 >= 1e-10 * q0.max(), q0, 0.0)
+    q = np.where(q0 >= _START * q0.max(), q0, 0.0)
     q = q / q.sum()
     work = 0.0
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
